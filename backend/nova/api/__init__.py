@@ -1,0 +1,1 @@
+"""HTTP layer: thin routers (one per resource), dependencies and error rendering."""

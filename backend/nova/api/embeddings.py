@@ -1,0 +1,70 @@
+"""OpenAI-compatible ``POST /v1/embeddings`` served by the RAG embedder.
+
+Accepts ``float`` and ``base64`` encodings (the OpenAI SDK asks for base64 by default: packed
+little-endian float32). The model must be the configured embedding model (full name or its last
+path segment), so clients cannot silently get vectors from a model they did not ask for.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from nova.api.collections import RagDep
+from nova.api.deps import PrincipalDep, SettingsDep
+from nova.errors import BadRequest, ModelNotFound
+
+router = APIRouter(prefix="/v1", tags=["embeddings"])
+MAX_INPUTS = 2048
+
+
+class EmbeddingsRequest(BaseModel):
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+
+def served_names(model: str) -> set[str]:
+    return {model, model.rstrip("/").rsplit("/", 1)[-1]}
+
+
+@router.post("/embeddings")
+async def create_embeddings(
+    body: EmbeddingsRequest, _: PrincipalDep, settings: SettingsDep, rag: RagDep
+) -> dict[str, Any]:
+    if body.model not in served_names(settings.rag_embed_model):
+        raise ModelNotFound(
+            f"The embedding model {body.model!r} does not exist; this server embeds with "
+            f"{settings.rag_embed_model!r}.",
+            param="model",
+        )
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts:
+        raise BadRequest("input must not be empty", param="input")
+    if not all(isinstance(t, str) for t in texts):
+        raise BadRequest("token-id input is not supported; send strings", param="input")
+    if len(texts) > MAX_INPUTS:
+        raise BadRequest(f"at most {MAX_INPUTS} inputs per request", param="input")
+    if any(not t.strip() for t in texts):  # type: ignore[union-attr]
+        raise BadRequest("input strings must not be empty", param="input")
+    result = await rag.embed([str(t) for t in texts], "document")
+    if body.dimensions is not None and body.dimensions != result.dim:
+        raise BadRequest(f"this model produces {result.dim} dimensions", param="dimensions")
+    data = []
+    for i, vec in enumerate(result.embeddings):
+        emb: Any = vec
+        if body.encoding_format == "base64":
+            emb = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode("ascii")
+        data.append({"object": "embedding", "index": i, "embedding": emb})
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.model,
+        "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
+    }

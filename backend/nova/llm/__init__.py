@@ -1,0 +1,1 @@
+"""LLM relay: OpenAI protocol handling, upstream pool, routing and the streaming relay."""

@@ -1,0 +1,1 @@
+"""Metrics, JSON logs and request ids shared by every Nova service."""
