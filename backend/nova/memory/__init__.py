@@ -1,0 +1,1 @@
+"""Server-side conversations: session memory, context-window assembly, durable message writes."""
