@@ -1,0 +1,1 @@
+"""Who is calling: principals, authentication, users, API keys, tokens."""

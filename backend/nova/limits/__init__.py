@@ -1,0 +1,1 @@
+"""Fair sharing: request, token and concurrency limits per key and user."""

@@ -1,0 +1,1 @@
+"""Repositories: plain classes over one ``AsyncSession``; callers own the transaction."""
