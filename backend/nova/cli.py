@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from nova.config import Settings
 
 # Modules providing ``register(subparsers)``; a group whose module is absent is skipped.
-_GROUPS = ("nova.identity.cli", "nova.rag.cli", "nova.memory.cli")
+_GROUPS = ("nova.identity.cli", "nova.rag.cli")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -143,9 +142,10 @@ class Settings(BaseSettings):
     ws_auth_timeout: float = 10.0  # the first frame must authenticate within this time
     ws_send_timeout: float = 10.0  # a client that leaves its send buffer full this long is closed (4429)
 
-    @cached_property
+    @property
     def resolved_database_url(self) -> str:
-        """SQLite file in the data dir is the embedded default."""
+        """SQLite file in the data dir is the embedded default (a property, not cached: a
+        ``model_copy(update=...)`` must see its own ``database_url``)."""
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'nova.db').resolve()}"

@@ -83,7 +83,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await pool.start()
     relay = Relay(pool, settings)
     app.state.pool = pool
-    rag = await open_rag_backend(settings) if settings.rag_enabled or settings.rag_url else None
+    rag = await open_rag_backend(settings)
     app.state.rag = rag
     app.state.completions = CompletionService(
         pool, relay, identity.admission, identity.usage, settings, rag=rag

@@ -54,7 +54,8 @@ async def get_user(user_id: str, _: AdminDep, identity: IdentityDep) -> dict[str
 
 @router.patch("/users/{user_id}")
 async def update_user(user_id: str, body: UserPatch, _: AdminDep, identity: IdentityDep) -> dict[str, Any]:
-    """Disabling a user or changing the password ends their sessions and keys' cache entries."""
+    """Disabling a user stops their keys and tokens in every process at once. A password change
+    revokes their refresh tokens; access tokens already issued run out within their TTL."""
     extra: dict[str, Any] = {}
     if "requests_per_minute" in body.model_fields_set:  # explicit null clears the limit
         extra["requests_per_minute"] = body.requests_per_minute
@@ -88,8 +89,28 @@ async def get_key(key_id: str, _: AdminDep, identity: IdentityDep) -> dict[str, 
 
 @router.patch("/keys/{key_id}")
 async def update_key(key_id: str, body: KeyCreate, _: AdminDep, identity: IdentityDep) -> dict[str, Any]:
-    """Replace the key's name, expiry, models and limits; effective in every process at once."""
-    return key_out(await identity.update_key(key_id, body.spec()))
+    """Merge-patch: fields left out keep their value, an explicit ``null`` clears a limit or an
+    expiry. Effective in every process at once."""
+    current = await identity.get_key(key_id)
+    given = body.model_fields_set
+    merged = KeyCreate(
+        name=body.name if "name" in given else current.name,
+        expires_at=current.expires_at
+        if given.isdisjoint({"expires_at", "expires_in_days"})
+        else body.expires_at,
+        expires_in_days=body.expires_in_days,
+        **{
+            field: getattr(body if field in given else current, field)
+            for field in (
+                "allowed_models",
+                "requests_per_minute",
+                "tokens_per_minute",
+                "max_concurrent",
+                "monthly_token_budget",
+            )
+        },
+    )
+    return key_out(await identity.update_key(key_id, merged.spec()))
 
 
 @router.delete("/keys/{key_id}")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from nova.api.deps import PrincipalDep
-from nova.errors import NotFound
+from nova.errors import ServiceUnavailable
 from nova.memory.conversations import ConversationInfo, ConversationService
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -20,8 +20,8 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 async def get_conversations(request: Request) -> ConversationService:
     memory = getattr(request.app.state, "memory", None)
-    if memory is None:  # NOVA_MEMORY_ENABLED=false (clients detect the feature by this 404)
-        raise NotFound(
+    if memory is None:  # switched off: 503 with a *_disabled code, as /v1/collections does for RAG
+        raise ServiceUnavailable(
             "Server-side conversations are disabled on this server.", code="conversations_disabled"
         )
     service: ConversationService = memory.conversations

@@ -3,7 +3,10 @@
 Protocol (JSON text frames):
 - auth: ``Sec-WebSocket-Protocol: nova.chat, bearer.<token>`` (the server selects ``nova.chat``),
   or a first frame ``{"type": "auth", "token": ...}``. Never in the URL (a ``token`` query
-  parameter is refused). The server answers ``{"type": "ready"}``.
+  parameter is refused). The server answers ``{"type": "ready"}``. The credential is checked
+  again (in-process cache, microseconds) for every ``chat``, so a revoked key, a disabled user or
+  an expired JWT closes the socket with 4401 at its next request; an ``auth`` frame later in the
+  session swaps in a fresh token (e.g. a refreshed JWT) and is answered with ``ready`` again.
 - ``{"type": "chat", "id": <client id>, "model", "messages", "conversation_id"?, ...}`` (any
   chat-completions field) -> ``{"type": "delta", "id", "content"}``... then
   ``{"type": "done", "id", "usage", "finish_reason"}`` or ``{"type": "error", "id", "error"}``.
@@ -107,6 +110,7 @@ class ChatSocket:
         self.out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(max(1, self.settings.ws_send_queue))
         self.active: dict[str, tuple[asyncio.Task[None], list[Stream]]] = {}
         self.principal: Principal | None = None
+        self.token = ""
         self.closing: _Closing | None = None
         self.closed = asyncio.Event()
 
@@ -172,6 +176,7 @@ class ChatSocket:
         try:
             if bearer is not None:
                 self.principal = await self._authenticate(bearer)
+                self.token = bearer
             else:
                 raw = await asyncio.wait_for(self._receive(), self.settings.ws_auth_timeout)
                 msg = _loads(raw) if raw is not None else None
@@ -179,6 +184,7 @@ class ChatSocket:
                     await ws.close(CLOSE_AUTH, "first message must be {type: auth, token}")
                     return False
                 self.principal = await self._authenticate(msg["token"])
+                self.token = msg["token"]
         except TimeoutError:
             await ws.close(CLOSE_AUTH, "authentication timed out")
             return False
@@ -246,6 +252,8 @@ class ChatSocket:
                     await self.send({"type": "pong"})
             elif kind == "pong":
                 continue
+            elif kind == "auth":
+                await self._reauthenticate(msg.get("token"))
             elif kind == "chat":
                 req_id = msg.get("id")
                 if not isinstance(req_id, str) or not req_id or len(req_id) > 128:
@@ -272,6 +280,23 @@ class ChatSocket:
                 self.close(CLOSE_BAD_MESSAGE, f"unknown message type {kind[:40]!r}")
                 return
 
+    async def _reauthenticate(self, token: Any) -> None:
+        if not isinstance(token, str):
+            self.close(CLOSE_BAD_MESSAGE, "auth needs a string token")
+            return
+        try:
+            self.principal = await self._authenticate(token)
+        except Unauthorized as err:
+            self.close(CLOSE_AUTH, err.message[:120])
+            return
+        except NovaError as err:  # identity store unreachable: keep the old credential
+            with contextlib.suppress(OSError):
+                await self.send({"type": "error", "id": None, "error": err.body()["error"]})
+            return
+        self.token = token
+        with contextlib.suppress(OSError):
+            await self.send({"type": "ready"})
+
     def _forget(self, req_id: str, _task: asyncio.Task[None]) -> None:
         self.active.pop(req_id, None)
 
@@ -280,13 +305,32 @@ class ChatSocket:
             await self.send({"type": "error", "id": req_id, "error": error})
 
     async def _chat(self, req_id: str, msg: dict[str, Any], streams: list[Stream]) -> None:
-        assert self.principal is not None
+        """One request; whatever goes wrong, the client gets ``done`` or ``error`` for its id."""
+        try:
+            await self._chat_once(req_id, msg, streams)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("websocket chat %s failed", req_id)
+            await self._send_error(req_id, {"message": "Internal server error.", "code": "internal_error"})
+
+    async def _chat_once(self, req_id: str, msg: dict[str, Any], streams: list[Stream]) -> None:
         body = {k: v for k, v in msg.items() if k not in _NOT_FORWARDED}
         body["stream"] = True
         request_id = f"ws-{secrets.token_hex(10)}"
         try:
+            principal = await self._authenticate(self.token)  # revoked since the handshake?
+        except Unauthorized as err:
+            await self._send_error(req_id, err.body()["error"])
+            self.close(CLOSE_AUTH, err.message[:120])
+            return
+        except NovaError as err:
+            await self._send_error(req_id, err.body()["error"])
+            return
+        self.principal = principal
+        try:
             view = parse_request(orjson.dumps(body), "chat", None)
-            call, result = await self.service.start(self.principal, view, request_id, time.perf_counter())
+            call, result = await self.service.start(principal, view, request_id, time.perf_counter())
         except NovaError as err:
             await self._send_error(req_id, err.body()["error"])
             return

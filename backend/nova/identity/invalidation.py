@@ -4,6 +4,10 @@ Revoking a key, disabling a user or logging out publishes one message; every gat
 subscribed drops the matching cache entries at once, so a revoked key stops working everywhere
 within the pub/sub latency (milliseconds) instead of the cache TTL. When the subscription drops,
 the listener clears every cache on reconnect because messages may have been missed.
+
+Logged-out access tokens (``jti``) are also kept in a Redis sorted set scored by their expiry, and
+replayed to the handlers on every (re)subscription: a gateway that starts, restarts or lost its
+subscription after a logout still refuses that token until it expires.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -29,6 +34,7 @@ class InvalidationBus:
 
     def __init__(self, redis_url: str | None, namespace: str, socket_timeout: float = 0.25) -> None:
         self.channel = f"{namespace}:identity:invalidate"
+        self.revoked_jti_key = f"{namespace}:identity:revoked-jti"
         self._origin = secrets.token_hex(6)
         self.client_name = f"{namespace}-invalidation-{self._origin}"
         self._handlers: list[Handler] = []
@@ -52,9 +58,27 @@ class InvalidationBus:
         if self._pub is None:
             return
         try:
+            if kind == "jti":
+                await self._remember_jti(self._pub, ident)
             await self._pub.publish(self.channel, f"{self._origin}|{kind}|{ident}")
         except (RedisError, OSError):
             log.warning("could not publish %s invalidation; other processes rely on the cache TTL", kind)
+
+    async def _remember_jti(self, client: aioredis.Redis, ident: str) -> None:
+        jti, _, exp = ident.partition(":")
+        now = time.time()
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.revoked_jti_key, {jti: float(exp or now)})
+            pipe.zremrangebyscore(self.revoked_jti_key, "-inf", now)
+            pipe.expireat(self.revoked_jti_key, int(max(float(exp or now), now)) + 60)
+            await pipe.execute()
+
+    async def _replay_revoked_jti(self, client: aioredis.Redis) -> None:
+        entries: list[tuple[bytes, float]] = await client.zrangebyscore(  # type: ignore[assignment]
+            self.revoked_jti_key, time.time(), "+inf", withscores=True
+        )
+        for jti, exp in entries:
+            self._dispatch("jti", f"{jti.decode()}:{exp}")
 
     def _dispatch(self, kind: Kind, ident: str) -> None:
         for handler in self._handlers:
@@ -86,8 +110,10 @@ class InvalidationBus:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                # Anything published while we were not listening is lost: start from empty caches.
+                # Anything published while we were not listening is lost: start from empty caches,
+                # then take back the logouts that are still in force.
                 self._dispatch("all", "")
+                await self._replay_revoked_jti(client)
                 self.subscribed.set()
                 backoff = 0.1
                 async for message in pubsub.listen():

@@ -16,7 +16,15 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 
 from nova.config import Settings
-from nova.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unprocessable
+from nova.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
 from nova.identity import api_keys, passwords
 from nova.identity.invalidation import InvalidationBus
 from nova.identity.tokens import JwtCodec, hash_refresh_token, new_refresh_token
@@ -201,7 +209,17 @@ class IdentityService:
         return await self.get_user(user_id)
 
     # -- login / tokens ---------------------------------------------------------------------
+    def _require_issuer(self) -> None:
+        """Checked before any row changes: a verify-only process (RS256 without the private key)
+        must not spend a refresh token or record a login it cannot answer with a token."""
+        if not self.jwt.can_issue:
+            raise ServiceUnavailable(
+                "This server verifies tokens but cannot issue them (no NOVA_JWT_PRIVATE_KEY_FILE).",
+                code="token_issuing_unavailable",
+            )
+
     async def login(self, username: str, password: str) -> TokenPair:
+        self._require_issuer()
         now = datetime.now(UTC)
         name = username.strip().lower()
         async with self.db.session() as s:
@@ -245,6 +263,7 @@ class IdentityService:
         return token, row.id
 
     async def refresh(self, refresh_token: str) -> TokenPair:
+        self._require_issuer()
         """Rotate: the presented token is spent and a new one issued in the same family. Presenting
         an already-rotated token means it was stolen or replayed: the whole family is revoked."""
         now = datetime.now(UTC)

@@ -52,6 +52,10 @@ class JwtCodec:
                 settings.jwt_private_key_file.read_text() if settings.jwt_private_key_file else None
             )
 
+    @property
+    def can_issue(self) -> bool:
+        return self._signing_key is not None
+
     def issue(self, user_id: str, role: str) -> tuple[str, int, str]:
         """Return ``(token, expires_in_seconds, jti)``."""
         if self._signing_key is None:

@@ -80,7 +80,10 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     if not files:
         print("nova ingest: no supported files (txt, md, html, pdf) found", file=sys.stderr)
         return 2
-    backend = await open_rag_backend(settings)
+    # The CLI is one process and always ingests: into the rag service when NOVA_RAG_URL is set,
+    # else into the embedded store, whatever the gateway's worker count or RAG switch say.
+    backend = await open_rag_backend(settings.model_copy(update={"rag_enabled": True, "workers": 1}))
+    assert backend is not None
     failed = 0
     chunks = 0
     try:

@@ -196,10 +196,11 @@ async def test_admin_users_and_keys(
     me = (await client.get("/v1/auth/me", headers=bearer(key["key"]))).json()
     assert me["allowed_models"] == ["m1"]
 
-    r = await client.patch(
-        f"/admin/keys/{key['id']}", headers=h, json={"name": "svc", "requests_per_minute": 5}
-    )
-    assert r.json()["requests_per_minute"] == 5 and r.json()["tokens_per_minute"] is None
+    r = await client.patch(f"/admin/keys/{key['id']}", headers=h, json={"requests_per_minute": 5})
+    assert r.json()["requests_per_minute"] == 5 and r.json()["tokens_per_minute"] == 5000  # merge
+    assert r.json()["name"] == "svc" and r.json()["allowed_models"] == ["m1"]
+    r = await client.patch(f"/admin/keys/{key['id']}", headers=h, json={"tokens_per_minute": None})
+    assert r.json()["tokens_per_minute"] is None and r.json()["requests_per_minute"] == 5  # null clears
     principal = await components.authenticator.authenticate(key["key"])
     assert principal.limits.requests_per_minute == 5  # cache invalidated by the update
 
@@ -230,3 +231,38 @@ async def test_bad_bodies(
     assert_error(await client.post("/v1/keys", json={"expires_at": "2001-01-01T00:00:00Z"}, headers=h), 422)
     big = json.dumps({"name": "x", "pad": "y" * 100_000}).encode()
     assert_error(await client.post("/v1/keys", content=big, headers=h), 413)
+
+
+async def test_database_outage_is_503_not_500(
+    migrated: dict[str, Settings], unique: Callable[[str], str]
+) -> None:
+    """Postgres cut off (through a TCP proxy) mid-session: identity routes answer 503 with
+    Retry-After, then work again once it is back."""
+    from tests.memory.proxy import TcpProxy
+
+    proxy = TcpProxy(5432).start()
+    pg = migrated["postgres"]
+    url = pg.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")  # type: ignore[union-attr]
+    components = build_identity(pg.model_copy(update={"database_url": url, "signup_enabled": True}))
+    await components.start()
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(auth.router)
+    app.state.settings, app.state.identity = components.settings, components
+    app.state.authenticator = components.authenticator
+    name = unique("outage")
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            r = await c.post("/v1/auth/signup", json={"username": name, "password": PW})
+            assert r.status_code == 201, r.text
+            proxy.cut()
+            r = await c.post("/v1/auth/login", json={"username": name, "password": PW})
+            err = assert_error(r, 503)
+            assert err["code"] == "database_unavailable" and r.headers["retry-after"] == "1"
+            proxy.restore()
+            r = await c.post("/v1/auth/login", json={"username": name, "password": PW})
+            assert r.status_code == 200, r.text
+    finally:
+        proxy.restore()
+        await components.stop()
+        proxy.stop()

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from nova.config import Settings
-from nova.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unprocessable
+from nova.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
 from nova.identity import passwords
 from nova.identity.service import IdentityService, KeySpec
 from nova.identity.store_authenticator import StoreAuthenticator
@@ -73,6 +82,34 @@ async def test_login_refresh_rotation_and_reuse_detection(
         await service.refresh(rotated.refresh_token)
     with pytest.raises(Unauthorized):
         await service.refresh("nova-rt-garbage")
+
+
+async def test_verify_only_process_refuses_login_and_keeps_the_refresh_token(
+    service: IdentityService, db: Database, settings: Settings, unique: Callable[[str], str], tmp_path: Path
+) -> None:
+    """RS256 without the private key can verify but not issue: login and refresh answer 503
+    before any row changes, so the refresh token is not spent and works on an issuing process."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from nova.identity.secrets import key_pepper
+    from nova.identity.tokens import JwtCodec
+
+    user = await service.create_user(unique("vera"), PW)
+    pair = await service.login(user.username, PW)
+    pub = tmp_path / "pub.pem"
+    pub.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    rs = settings.model_copy(update={"jwt_algorithm": "RS256", "jwt_public_key_file": pub})
+    verify_only = IdentityService(db, rs, JwtCodec(rs), key_pepper(settings), service.bus)
+    with pytest.raises(ServiceUnavailable):
+        await verify_only.login(user.username, PW)
+    with pytest.raises(ServiceUnavailable):
+        await verify_only.refresh(pair.refresh_token)
+    assert (await service.refresh(pair.refresh_token)).access_token  # not spent by the refusal
 
 
 async def test_logout_revokes_refresh_and_access(

@@ -47,3 +47,31 @@ async def test_delivery_and_resubscribe_clears_caches(
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_logouts_outlive_the_message_for_processes_that_start_later(
+    namespace: str, redis_url: str, redis_client: Any
+) -> None:
+    """A process that was not subscribed when a token was logged out (restart, new replica) gets
+    the logouts still in force on subscription; expired ones are not replayed."""
+    import time
+
+    ns = f"{namespace}-jti"
+    a = InvalidationBus(redis_url, ns)
+    now = time.time()
+    await a.publish("jti", f"live:{now + 600}")
+    await a.publish("jti", f"stale:{now - 1}")
+    late = InvalidationBus(redis_url, ns)
+    seen: list[tuple[str, str]] = []
+    late.subscribe(lambda kind, ident: seen.append((kind, ident)))
+    await late.start()
+    try:
+        await asyncio.wait_for(late.subscribed.wait(), 10)
+        await _until(lambda: any(kind == "jti" for kind, _ in seen))
+        assert seen[0] == ("all", "")
+        jtis = [ident.partition(":")[0] for kind, ident in seen if kind == "jti"]
+        assert jtis == ["live"]
+        assert 0 < await redis_client.ttl(late.revoked_jti_key) <= 660
+    finally:
+        await a.stop()
+        await late.stop()

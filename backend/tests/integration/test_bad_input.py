@@ -130,3 +130,20 @@ def test_admin_reload_requires_admin_and_reports_bad_file(
         f"{gw.url}/v1/chat/completions", headers=admin_headers, json={"model": "m", "messages": MSG}
     )
     assert ok.status_code == 200
+
+
+def test_switched_off_features_are_503_with_a_disabled_code(
+    fake: FakeUpstream,
+    gateway_factory: Callable[..., GatewayServer],
+    admin_headers: dict[str, str],
+) -> None:
+    """Clients (the UI) detect a feature that is off by 503 + ``*_disabled``, the same for each."""
+    gw = gateway_factory({"fake-model": {"deployments": [{"base_url": fake.base_url}]}}, memory_enabled=False)
+    assert_openai_error(
+        httpx.get(f"{gw.url}/v1/conversations", headers=admin_headers), 503, "conversations_disabled"
+    )
+    assert_openai_error(httpx.get(f"{gw.url}/v1/collections", headers=admin_headers), 503, "rag_disabled")
+    body = {"model": "fake-model", "messages": MSG, "conversation_id": "c1"}
+    r = httpx.post(f"{gw.url}/v1/chat/completions", headers=admin_headers, json=body)
+    assert_openai_error(r, 400)
+    assert fake.stats.requests == 0
