@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     # Limits
     limits_backend: Literal["auto", "redis", "memory"] = "auto"  # auto: redis when redis_url is set
     limits_fail_mode: Literal["open", "closed"] = "open"  # when Redis is unreachable
+    readiness_timeout: float = 1.0  # /health/ready: each store probe (database, Redis) gets this long
     limits_lease_ttl_seconds: int = 900  # a concurrency slot held by a crashed process expires
 
     # Usage accounting

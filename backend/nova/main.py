@@ -38,6 +38,7 @@ from nova.llm.serving import CompletionService
 from nova.memory.components import open_memory
 from nova.observability.context import RequestContextMiddleware
 from nova.rag.factory import open_rag_backend
+from nova.readiness import store_probes
 
 log = logging.getLogger("nova.main")
 
@@ -88,7 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.completions = CompletionService(
         pool, relay, identity.admission, identity.usage, settings, rag=rag
     )
-    app.state.readiness = {}
+    app.state.readiness, close_probes = store_probes(settings, identity.db)
     # Conversations + session memory (issue 4): shares identity's database (already migrated);
     # None when NOVA_MEMORY_ENABLED=false or several workers run without Redis.
     memory = await open_memory(settings, pool, identity.db)
@@ -106,6 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.completions.drain()  # settles leases, records the last usage events
         if memory is not None:  # stores answers in flight, drains the write queue (before the DB closes)
             await memory.stop()
+        await close_probes()
         await identity.stop()  # drains the usage writer (spools if the DB is down), flushes last_used_at
         await pool.close()
         if rag is not None:

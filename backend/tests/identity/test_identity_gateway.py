@@ -133,3 +133,38 @@ def test_jwt_login_then_chat(
         ),
         401,
     )
+
+
+def test_ready_needs_the_database_and_redis_when_limits_fail_closed(
+    fake: FakeUpstream, gateway_factory: Callable[..., GatewayServer], pg_schema: str, namespace: str
+) -> None:
+    """/health/ready answers 503 naming the store while Postgres is cut off (TCP proxy) or, with
+    limits failing closed, Redis is unreachable; it recovers with the store."""
+    from tests.memory.proxy import TcpProxy
+
+    db_proxy, redis_proxy = TcpProxy(5432).start(), TcpProxy(6379).start()
+    try:
+        gw = gateway_factory(
+            {"m": {"deployments": [{"base_url": fake.base_url}]}},
+            database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{db_proxy.port}/test",
+            database_schema=pg_schema,
+            redis_url=f"redis://127.0.0.1:{redis_proxy.port}/0",
+            redis_namespace=f"{namespace}-ready",
+            limits_fail_mode="closed",
+        )
+        r = httpx.get(f"{gw.url}/health/ready")
+        assert r.status_code == 200, r.text
+        assert r.json()["checks"] == {"models": {"m": True}, "database": True, "redis": True}
+        db_proxy.cut()
+        r = httpx.get(f"{gw.url}/health/ready", timeout=10)
+        assert r.status_code == 503 and r.json()["checks"]["database"] is False, r.text
+        db_proxy.restore()
+        redis_proxy.cut()
+        r = httpx.get(f"{gw.url}/health/ready", timeout=10)
+        assert r.status_code == 503, r.text
+        assert r.json()["checks"]["database"] is True and r.json()["checks"]["redis"] is False
+        redis_proxy.restore()
+        assert httpx.get(f"{gw.url}/health/ready", timeout=10).status_code == 200
+    finally:
+        db_proxy.stop()
+        redis_proxy.stop()
