@@ -1,7 +1,7 @@
 """Admission on Redis: exact sliding-window limits shared by every gateway process.
 
 One Lua script per acquire and one per settle (one round trip each; scripts issued in the same
-event-loop tick share one pipelined round trip, see ``batching``), timed by Redis ``TIME`` so
+event-loop tick leave in one write on one pipelined connection, see ``scripts``), timed by Redis ``TIME`` so
 process clocks do not matter. Windows are sliding logs (sorted sets), not fixed buckets, so a
 600/min key admits exactly 600 in any 60 s, across any number of replicas:
 
@@ -33,7 +33,6 @@ from nova.config import Settings
 from nova.errors import ServiceUnavailable
 from nova.identity.principal import Principal
 from nova.limits.admission import Lease, Unlimited
-from nova.limits.batching import ScriptBatcher
 from nova.limits.plan import (
     NONE,
     WINDOW_MS,
@@ -46,6 +45,7 @@ from nova.limits.plan import (
     refuse,
     seconds_to_next_month,
 )
+from nova.limits.scripts import PipelinedScripts
 
 log = logging.getLogger("nova.limits")
 BACKEND_ERRORS = Counter(
@@ -229,8 +229,19 @@ class RedisAdmission:
         self._ns = settings.redis_namespace
         self._fail_open = settings.limits_fail_mode == "open"
         self._lease_ttl_ms = settings.limits_lease_ttl_seconds * 1000
-        self._acquire = ScriptBatcher(client, _ACQUIRE, on_orphan=self._release_orphan)
-        self._settle_script = ScriptBatcher(client, _SETTLE)
+        assert settings.redis_url
+        timeout = settings.redis_socket_timeout
+        connect_timeout = max(timeout, 1.0)
+        self._acquire = PipelinedScripts(
+            settings.redis_url,
+            _ACQUIRE,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            on_orphan=self._release_orphan,
+        )
+        self._settle_script = PipelinedScripts(
+            settings.redis_url, _SETTLE, timeout=timeout, connect_timeout=connect_timeout
+        )
         self._ids = count()
         self._id_prefix = secrets.token_hex(4)
         self._skip_until = 0.0
@@ -244,6 +255,8 @@ class RedisAdmission:
         return cls(redis_client(settings), settings, budget_seeder)
 
     async def aclose(self) -> None:
+        await self._acquire.aclose()
+        await self._settle_script.aclose()
         await self._redis.aclose()
 
     def _keys_for(self, principal: Principal) -> list[str]:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from nova.config import Settings
 from nova.errors import RateLimited, ServiceUnavailable
@@ -214,13 +216,75 @@ async def test_redis_cancelled_acquire_releases_its_slot(namespace: str, redis_u
         await adm.aclose()
 
 
-async def test_batcher_loads_missing_script_and_keeps_order(redis_client: Any) -> None:
-    from nova.limits.batching import ScriptBatcher
+def _scripts(source: str, url: str = "redis://127.0.0.1:6379/0", **kw: Any) -> Any:
+    from nova.limits.scripts import PipelinedScripts
 
+    return PipelinedScripts(url, source, timeout=kw.pop("timeout", 1.0), connect_timeout=1.0, **kw)
+
+
+async def test_scripts_load_missing_script_and_keep_order(redis_client: Any) -> None:
     source = f"-- {uuid.uuid4().hex}\nreturn tonumber(ARGV[1]) * 2"  # never loaded: first call is NOSCRIPT
-    batcher = ScriptBatcher(redis_client, source)
-    results = await asyncio.gather(*(batcher.call([], [i]) for i in range(50)))
-    assert results == [i * 2 for i in range(50)]
+    runner = _scripts(source)
+    try:
+        results = await asyncio.gather(*(runner.call([], [i]) for i in range(50)))
+        assert results == [i * 2 for i in range(50)]
+        assert await runner.call([], [21]) == 42  # same connection, script now cached
+        bad = _scripts("return redis.call('NOPE')")
+        with pytest.raises(ResponseError):
+            await bad.call([], [])
+        await bad.aclose()
+    finally:
+        await runner.aclose()
+
+
+async def test_scripts_reconnect_after_the_connection_drops_and_time_out_without_hanging(
+    redis_client: Any,
+) -> None:
+    """A dropped connection fails only the calls in flight (ConnectionError, an OSError) and the
+    next call reconnects; a Redis that stops answering fails calls by their deadline; SELECT from
+    the URL is sent first."""
+    from tests.memory.proxy import TcpProxy
+
+    proxy = TcpProxy(6379).start()
+    runner = _scripts("return 1", url=f"redis://127.0.0.1:{proxy.port}/0")
+    try:
+        assert await runner.call([], []) == 1
+        proxy.cut()
+        with pytest.raises(OSError):
+            await asyncio.wait_for(runner.call([], []), 2)
+        proxy.restore()
+        assert await runner.call([], []) == 1
+    finally:
+        await runner.aclose()
+        proxy.stop()
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):  # accepts and reads, never answers
+            pass
+
+    mute = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = mute.sockets[0].getsockname()[1]
+    hung = _scripts("return 1", url=f"redis://127.0.0.1:{port}/0", timeout=0.2)
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(hung.call([], []), 2)
+    finally:
+        await hung.aclose()
+        mute.close()
+
+    selected = _scripts("return redis.call('INCR', KEYS[1])", url="redis://127.0.0.1:6379/3")
+    key = f"novatest-db3-{uuid.uuid4().hex[:6]}"
+    try:
+        assert await selected.call([key], []) == 1
+        db3 = redis_client.connection_pool.connection_kwargs.copy()
+        import redis.asyncio as aioredis
+
+        other = aioredis.Redis(host=db3.get("host", "127.0.0.1"), port=db3.get("port", 6379), db=3)
+        assert await other.get(key) == b"1" and await redis_client.get(key) is None
+        await other.delete(key)
+        await other.aclose()
+    finally:
+        await selected.aclose()
 
 
 @pytest.mark.parametrize("backend", ["redis", "memory"])
