@@ -37,6 +37,7 @@ from nova.llm.relay import Relay
 from nova.llm.serving import CompletionService
 from nova.memory.components import open_memory
 from nova.observability.context import RequestContextMiddleware
+from nova.observability.telemetry import telemetry_config
 from nova.rag.factory import open_rag_backend
 from nova.readiness import store_probes
 
@@ -116,7 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="Nova", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="Nova", version=__version__, lifespan=lifespan, telemetry=telemetry_config(settings))
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(models.router)

@@ -4,6 +4,7 @@ the same contract tests."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +69,25 @@ def seconds_to_next_month(now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     nxt = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
     return max(1, int((nxt - now).total_seconds()) + 1)
+
+
+class MonthClock:
+    """``(month tag, seconds to the next month)`` per request without building datetimes: both
+    are recomputed only when a month boundary passes (the hot path calls this on every acquire)."""
+
+    __slots__ = ("_next", "_tag")
+
+    def __init__(self) -> None:
+        self._next = 0.0
+        self._tag = ""
+
+    def read(self) -> tuple[str, int]:
+        t = time.time()
+        if t >= self._next:
+            now = datetime.fromtimestamp(t, UTC)
+            self._tag = month_tag(now)
+            self._next = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC).timestamp()
+        return self._tag, max(1, int(self._next - t) + 1)
 
 
 def fmt_duration(ms: int) -> str:

@@ -37,13 +37,12 @@ from nova.limits.plan import (
     NONE,
     WINDOW_MS,
     BudgetSeeder,
+    MonthClock,
     Plan,
     headers,
     month_start,
-    month_tag,
     plan_for,
     refuse,
-    seconds_to_next_month,
 )
 from nova.limits.scripts import PipelinedScripts
 
@@ -248,6 +247,7 @@ class RedisAdmission:
         self._failures = 0
         self._last_exc: BaseException | None = None
         self._open = Unlimited()
+        self._month = MonthClock()
 
     @classmethod
     def from_settings(cls, settings: Settings, budget_seeder: BudgetSeeder | None = None) -> RedisAdmission:
@@ -259,7 +259,7 @@ class RedisAdmission:
         await self._settle_script.aclose()
         await self._redis.aclose()
 
-    def _keys_for(self, principal: Principal) -> list[str]:
+    def _keys_for(self, principal: Principal, month: str) -> list[str]:
         k = f"{self._ns}:rl:k:{principal.key_id}"
         return [
             f"{k}:req",
@@ -267,7 +267,7 @@ class RedisAdmission:
             f"{k}:tok",
             f"{k}:toksum",
             f"{k}:conc",
-            f"{k}:budget:{month_tag()}",
+            f"{k}:budget:{month}",
         ]
 
     async def acquire(self, principal: Principal, model: str, estimated_tokens: int) -> Lease:
@@ -278,12 +278,13 @@ class RedisAdmission:
             return self._backend_down(None)
         est = max(0, int(estimated_tokens))
         lease_id = f"{self._id_prefix}{next(self._ids):x}"
-        keys = self._keys_for(principal)
-        budget_ttl = seconds_to_next_month() + 86400 * 3
+        month, to_next_month = self._month.read()
+        keys = self._keys_for(principal, month)
+        budget_ttl = to_next_month + 86400 * 3
         seed = "1" if self._seeder is not None and plan.key_budget != NONE and principal.key_id else "0"
         args: list[Any] = [
             lease_id, est, plan.key_rpm, plan.user_rpm, plan.key_tpm, plan.key_concurrency,
-            plan.key_budget, WINDOW_MS, self._lease_ttl_ms, budget_ttl, seconds_to_next_month(), seed,
+            plan.key_budget, WINDOW_MS, self._lease_ttl_ms, budget_ttl, to_next_month, seed,
         ]  # fmt: skip
         try:
             r = await self._acquire.call(keys, args)

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from nova.config import Settings
 from nova.errors import BadRequest, NovaError, PayloadTooLarge, Unauthorized
 from nova.observability.metrics import render
+from nova.observability.telemetry import telemetry_config
 from nova.rag.schemas import (
     Collection,
     CollectionIn,
@@ -152,7 +153,13 @@ def create_rag_app(settings: Settings, service: RagService | None = None) -> Fas
             if owned:
                 await app.state.rag.close()
 
-    app = FastAPI(title="Nova RAG service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Nova RAG service",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=telemetry_config(settings),
+    )
     if service is not None:
         app.state.rag = service
     token = settings.rag_service_token.get_secret_value() if settings.rag_service_token else None
