@@ -231,15 +231,11 @@ class RedisAdmission:
         assert settings.redis_url
         timeout = settings.redis_socket_timeout
         connect_timeout = max(timeout, 1.0)
-        self._acquire = PipelinedScripts(
+        self._scripts = PipelinedScripts(
             settings.redis_url,
-            _ACQUIRE,
+            {"acquire": _ACQUIRE, "settle": _SETTLE},
             timeout=timeout,
             connect_timeout=connect_timeout,
-            on_orphan=self._release_orphan,
-        )
-        self._settle_script = PipelinedScripts(
-            settings.redis_url, _SETTLE, timeout=timeout, connect_timeout=connect_timeout
         )
         self._ids = count()
         self._id_prefix = secrets.token_hex(4)
@@ -255,8 +251,7 @@ class RedisAdmission:
         return cls(redis_client(settings), settings, budget_seeder)
 
     async def aclose(self) -> None:
-        await self._acquire.aclose()
-        await self._settle_script.aclose()
+        await self._scripts.aclose()
         await self._redis.aclose()
 
     def _keys_for(self, principal: Principal, month: str) -> list[str]:
@@ -287,11 +282,11 @@ class RedisAdmission:
             plan.key_budget, WINDOW_MS, self._lease_ttl_ms, budget_ttl, to_next_month, seed,
         ]  # fmt: skip
         try:
-            r = await self._acquire.call(keys, args)
+            r = await self._scripts.call("acquire", keys, args, on_orphan=self._release_orphan)
             if r[0] == 2:  # no budget counter this month yet (new month, Redis restarted): seed it once
                 await self._seed_budget(str(principal.key_id), keys[5], budget_ttl)
                 args[-1] = "0"
-                r = await self._acquire.call(keys, args)
+                r = await self._scripts.call("acquire", keys, args, on_orphan=self._release_orphan)
         except (RedisError, OSError) as exc:
             return self._backend_down(exc)
         self._failures = 0
@@ -304,7 +299,8 @@ class RedisAdmission:
     async def _settle(self, lease: _RedisLease, actual: int) -> None:
         p = lease._plan
         try:
-            await self._settle_script.call(
+            await self._scripts.call(
+                "settle",
                 [lease._keys[2], lease._keys[3], lease._keys[4], lease._keys[5]],
                 [
                     lease._lease_id, lease._est, actual, WINDOW_MS,
@@ -312,6 +308,7 @@ class RedisAdmission:
                     "1" if p.key_concurrency != NONE else "0",
                     "1" if p.key_budget != NONE else "0",
                 ],
+                defer=True,  # nobody waits: ride along with the next acquire's write
             )  # fmt: skip
         except (RedisError, OSError) as exc:
             # The reservation stays as estimated and the concurrency slot expires with its TTL.
@@ -333,8 +330,11 @@ class RedisAdmission:
         if not result or result[0] != 1:
             return
         flags = ["0" if int(args[i]) == NONE else "1" for i in (4, 5, 6)]
-        fut = self._settle_script.call(
-            [keys[2], keys[3], keys[4], keys[5]], [args[0], args[1], 0, WINDOW_MS, *flags]
+        fut = self._scripts.call(
+            "settle",
+            [keys[2], keys[3], keys[4], keys[5]],
+            [args[0], args[1], 0, WINDOW_MS, *flags],
+            defer=True,
         )
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 

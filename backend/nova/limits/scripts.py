@@ -7,6 +7,11 @@ matched in FIFO order by hiredis' C parser: ~10 µs of CPU and ~25 µs wall per 
 (``scripts/bench_redis.py``). Calls made in the same loop tick leave in one write, so under load
 N acquires cost one syscall and one Redis read.
 
+Work that is not waited for (settling a finished request) is ``deferred``: it rides along with
+the next acquire's write, or leaves within ``defer_seconds``. On this hardware a loopback
+``send()`` costs more CPU than the script itself, so at low concurrency this halves the syscalls
+per request (one write carries the previous request's settle and this request's acquire).
+
 Only what the limiter needs: ``EVALSHA`` with ``NOSCRIPT`` recovery (load, then retry just that
 call, so nothing runs twice), ``AUTH``/``SELECT`` from the URL, TCP, TLS (``rediss://``) and unix
 sockets, a deadline per call (expiry closes the connection, as redis-py does on a socket timeout;
@@ -42,14 +47,32 @@ def _pack(*parts: bytes | str | int) -> bytes:
     return b"".join(out)
 
 
-class _Call:
-    __slots__ = ("args", "fut", "keys", "kind", "retried", "timer")
+class _Script:
+    __slots__ = ("sha", "source")
 
-    def __init__(self, kind: str, keys: list[str], args: list[Any], fut: asyncio.Future[Any] | None) -> None:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest().encode()
+
+
+class _Call:
+    __slots__ = ("args", "fut", "keys", "kind", "on_orphan", "retried", "script", "timer")
+
+    def __init__(
+        self,
+        kind: str,
+        keys: list[str],
+        args: list[Any],
+        fut: asyncio.Future[Any] | None,
+        script: _Script | None = None,
+        on_orphan: Orphan | None = None,
+    ) -> None:
         self.kind = kind  # "eval": a caller waits; "load" / "setup": protocol housekeeping
         self.keys = keys
         self.args = args
         self.fut = fut
+        self.script = script
+        self.on_orphan = on_orphan
         self.retried = False
         self.timer: asyncio.TimerHandle | None = None
 
@@ -66,28 +89,28 @@ class _Protocol(asyncio.Protocol):
 
 
 class PipelinedScripts:
-    """``call(keys, args)`` runs one Lua script by SHA and returns a future of its reply."""
+    """``call(name, keys, args)`` runs the named Lua script by SHA; returns a future of its reply."""
 
     def __init__(
         self,
         url: str,
-        source: str,
+        scripts: dict[str, str],
         *,
         timeout: float,
         connect_timeout: float,
-        on_orphan: Orphan | None = None,
+        defer_seconds: float = 0.002,
     ) -> None:
         self._url = url
         self._opts: dict[str, Any] = parse_url(url)
         self._tls = urlsplit(url).scheme == "rediss"
-        self._source = source
-        self._sha = hashlib.sha1(source.encode()).hexdigest().encode()
+        self._scripts = {name: _Script(source) for name, source in scripts.items()}
         self._timeout = timeout
         self._connect_timeout = connect_timeout
-        self._on_orphan = on_orphan
+        self._defer = defer_seconds
         self._waiters: deque[_Call] = deque()
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._deferred_flush: asyncio.TimerHandle | None = None
         self._protocol: _Protocol | None = None
         self._transport: asyncio.Transport | None = None
         self._reader: Any = None
@@ -95,14 +118,24 @@ class PipelinedScripts:
         self._closed = False
 
     # -- public ---------------------------------------------------------------------------------
-    def call(self, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+    def call(
+        self,
+        name: str,
+        keys: list[str],
+        args: list[Any],
+        *,
+        on_orphan: Orphan | None = None,
+        defer: bool = False,
+    ) -> asyncio.Future[Any]:
+        """``on_orphan(keys, args, reply)`` gets the reply if the caller gave up on it; ``defer``
+        lets the call wait (at most ``defer_seconds``) for another write to ride along with."""
         if self._closed:
             raise ConnectionError("script runner closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        c = _Call("eval", keys, args, fut)
-        self._enqueue(c, self._evalsha(keys, args))
-        c.timer = loop.call_later(self._timeout, self._expire, c)
+        c = _Call("eval", keys, args, fut, self._scripts[name], on_orphan)
+        self._enqueue(c, self._evalsha(c), defer)
+        c.timer = loop.call_later(self._timeout + (self._defer if defer else 0.0), self._expire, c)
         if self._transport is None and self._connecting is None:
             self._connecting = loop.create_task(self._connect())
         return fut
@@ -111,23 +144,32 @@ class PipelinedScripts:
         self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
-        if self._transport is not None:
-            self._transport.abort()
-        self._fail_all(ConnectionError("script runner closed"))
+            self._connecting = None
+        self._drop_connection(ConnectionError("script runner closed"))
 
     # -- writing --------------------------------------------------------------------------------
-    def _evalsha(self, keys: list[str], args: list[Any]) -> bytes:
-        return _pack(b"EVALSHA", self._sha, len(keys), *keys, *args)
+    @staticmethod
+    def _evalsha(c: _Call) -> bytes:
+        assert c.script is not None
+        return _pack(b"EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)
 
-    def _enqueue(self, c: _Call, payload: bytes) -> None:
+    def _enqueue(self, c: _Call, payload: bytes, defer: bool = False) -> None:
         self._waiters.append(c)
         self._out.append(payload)
-        if not self._flush_scheduled and self._transport is not None:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if self._flush_scheduled or self._transport is None:
+            return
+        if defer:
+            if self._deferred_flush is None:
+                self._deferred_flush = asyncio.get_running_loop().call_later(self._defer, self._flush)
+            return
+        self._flush_scheduled = True
+        asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._deferred_flush is not None:
+            self._deferred_flush.cancel()
+            self._deferred_flush = None
         if self._transport is not None and self._out:
             data, self._out = b"".join(self._out), []
             self._transport.write(data)
@@ -187,10 +229,12 @@ class PipelinedScripts:
             message = str(reply)
             if c.kind == "setup":
                 self._drop_connection(ConnectionError(f"Redis refused the connection setup: {message}"))
-            elif c.kind == "eval" and message.startswith("NOSCRIPT") and not c.retried:
+            elif (
+                c.kind == "eval" and c.script is not None and message.startswith("NOSCRIPT") and not c.retried
+            ):
                 c.retried = True  # load the script, then run this call again (in order)
-                self._enqueue(_Call("load", [], [], None), _pack(b"SCRIPT", b"LOAD", self._source))
-                self._enqueue(c, self._evalsha(c.keys, c.args))
+                self._enqueue(_Call("load", [], [], None), _pack(b"SCRIPT", b"LOAD", c.script.source))
+                self._enqueue(c, self._evalsha(c))
                 c.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, c)
             elif c.fut is not None and not c.fut.done():
                 c.fut.set_exception(ResponseError(message))
@@ -198,8 +242,8 @@ class PipelinedScripts:
         if c.kind != "eval" or c.fut is None:
             return
         if c.fut.done():  # the caller gave up after the script was sent: it still ran
-            if self._on_orphan is not None:
-                self._on_orphan(c.keys, c.args, reply)
+            if c.on_orphan is not None:
+                c.on_orphan(c.keys, c.args, reply)
         else:
             c.fut.set_result(reply)
 
@@ -210,6 +254,9 @@ class PipelinedScripts:
         self._drop_connection(ConnectionError("Redis did not answer in time"))
 
     def _drop_connection(self, exc: Exception) -> None:
+        if self._deferred_flush is not None:
+            self._deferred_flush.cancel()
+            self._deferred_flush = None
         transport = self._transport
         self._transport = self._protocol = None
         self._reader = None

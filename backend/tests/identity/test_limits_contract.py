@@ -216,10 +216,23 @@ async def test_redis_cancelled_acquire_releases_its_slot(namespace: str, redis_u
         await adm.aclose()
 
 
-def _scripts(source: str, url: str = "redis://127.0.0.1:6379/0", **kw: Any) -> Any:
-    from nova.limits.scripts import PipelinedScripts
+class _One:
+    """One named script of a PipelinedScripts runner, called like a function."""
 
-    return PipelinedScripts(url, source, timeout=kw.pop("timeout", 1.0), connect_timeout=1.0, **kw)
+    def __init__(self, source: str, url: str = "redis://127.0.0.1:6379/0", timeout: float = 1.0) -> None:
+        from nova.limits.scripts import PipelinedScripts
+
+        self.runner = PipelinedScripts(url, {"s": source}, timeout=timeout, connect_timeout=1.0)
+
+    def call(self, keys: list[str], args: list[Any], defer: bool = False) -> Any:
+        return self.runner.call("s", keys, args, defer=defer)
+
+    async def aclose(self) -> None:
+        await self.runner.aclose()
+
+
+def _scripts(source: str, url: str = "redis://127.0.0.1:6379/0", timeout: float = 1.0) -> _One:
+    return _One(source, url, timeout)
 
 
 async def test_scripts_load_missing_script_and_keep_order(redis_client: Any) -> None:
@@ -229,6 +242,10 @@ async def test_scripts_load_missing_script_and_keep_order(redis_client: Any) -> 
         results = await asyncio.gather(*(runner.call([], [i]) for i in range(50)))
         assert results == [i * 2 for i in range(50)]
         assert await runner.call([], [21]) == 42  # same connection, script now cached
+        deferred = runner.call([], [1], defer=True)  # leaves with the next write, or by itself
+        assert await asyncio.wait_for(deferred, 1) == 2
+        deferred = runner.call([], [2], defer=True)
+        assert await runner.call([], [3]) == 6 and deferred.done() and deferred.result() == 4
         bad = _scripts("return redis.call('NOPE')")
         with pytest.raises(ResponseError):
             await bad.call([], [])
