@@ -18,7 +18,8 @@ sockets, a deadline per call (expiry closes the connection, as redis-py does on 
 the next call reconnects), and replies whose caller gave up (cancelled or timed out) handed to
 ``on_orphan`` so an admission nobody waits for can be given back.
 
-Errors are redis-py's (``ResponseError``, ``TimeoutError``) or ``ConnectionError`` (an ``OSError``).
+Errors are redis-py's (``ConnectionError``, ``TimeoutError``, ``ResponseError``: all ``RedisError``),
+so callers handle them exactly as they would redis-py's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 
 import hiredis
 from redis.connection import parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeout
 
@@ -130,7 +132,7 @@ class PipelinedScripts:
         """``on_orphan(keys, args, reply)`` gets the reply if the caller gave up on it; ``defer``
         lets the call wait (at most ``defer_seconds``) for another write to ride along with."""
         if self._closed:
-            raise ConnectionError("script runner closed")
+            raise RedisConnectionError("script runner closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         c = _Call("eval", keys, args, fut, self._scripts[name], on_orphan)
@@ -145,7 +147,7 @@ class PipelinedScripts:
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None
-        self._drop_connection(ConnectionError("script runner closed"))
+        self._drop_connection(RedisConnectionError("script runner closed"))
 
     # -- writing --------------------------------------------------------------------------------
     @staticmethod
@@ -191,7 +193,7 @@ class PipelinedScripts:
             transport, protocol = await asyncio.wait_for(coro, self._connect_timeout)
         except (OSError, TimeoutError) as exc:
             self._connecting = None
-            self._fail_all(ConnectionError(f"cannot connect to Redis: {exc!r}"))
+            self._fail_all(RedisConnectionError(f"cannot connect to Redis: {exc!r}"))
             return
         self._connecting = None
         if self._closed:
@@ -218,7 +220,7 @@ class PipelinedScripts:
             if reply is False:
                 return
             if not self._waiters:  # a reply nobody asked for: the stream is out of step
-                self._drop_connection(ConnectionError("unexpected reply from Redis"))
+                self._drop_connection(RedisConnectionError("unexpected reply from Redis"))
                 return
             self._deliver(self._waiters.popleft(), reply)
 
@@ -228,7 +230,7 @@ class PipelinedScripts:
         if isinstance(reply, hiredis.ReplyError):
             message = str(reply)
             if c.kind == "setup":
-                self._drop_connection(ConnectionError(f"Redis refused the connection setup: {message}"))
+                self._drop_connection(RedisConnectionError(f"Redis refused the connection setup: {message}"))
             elif (
                 c.kind == "eval" and c.script is not None and message.startswith("NOSCRIPT") and not c.retried
             ):
@@ -251,7 +253,7 @@ class PipelinedScripts:
         if c.fut is not None and not c.fut.done():
             c.fut.set_exception(RedisTimeout("Timeout reading from Redis"))
         # Replies are matched by order: a connection that stopped answering cannot be trusted.
-        self._drop_connection(ConnectionError("Redis did not answer in time"))
+        self._drop_connection(RedisConnectionError("Redis did not answer in time"))
 
     def _drop_connection(self, exc: Exception) -> None:
         if self._deferred_flush is not None:
@@ -267,7 +269,7 @@ class PipelinedScripts:
 
     def _on_lost(self, protocol: _Protocol, exc: Exception | None) -> None:
         if protocol is self._protocol:
-            self._drop_connection(ConnectionError(f"Redis connection lost: {exc!r}"))
+            self._drop_connection(RedisConnectionError(f"Redis connection lost: {exc!r}"))
 
     def _fail_all(self, exc: Exception) -> None:
         waiters, self._waiters = self._waiters, deque()

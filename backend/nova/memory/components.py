@@ -85,7 +85,14 @@ def build_memory(
         # The flusher's blocking reads get their own connection and a longer timeout.
         reader = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, health_check_interval=30)
         ns = settings.redis_namespace
-        store = RedisSessionStore(redis, ns, settings.memory_ttl_seconds, settings.memory_window_messages)
+        store = RedisSessionStore(
+            redis,
+            ns,
+            settings.memory_ttl_seconds,
+            settings.memory_window_messages,
+            url=settings.redis_url,
+            timeout=settings.redis_socket_timeout,
+        )
         queue = RedisStreamQueue(redis, ns, reader=reader)
     else:
         store = LocalSessionStore(

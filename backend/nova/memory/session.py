@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 
+from nova.limits.scripts import PipelinedScripts
 from nova.memory.messages import StoredMessage
 
 
@@ -260,20 +261,39 @@ def within_budget(messages: list[StoredMessage], budget: int | None, overhead: i
 
 
 class RedisSessionStore:
+    """The window's scripts run over one pipelined connection (``PipelinedScripts``, as the rate
+    limits do): a ``get`` + ``append_queued`` pair on the request path costs ~0.1 ms of CPU less
+    than through redis-py's ``Script`` objects. ``client`` serves the plain commands."""
+
     def __init__(
-        self, client: aioredis.Redis, namespace: str, ttl: float, window: int, owns_client: bool = False
+        self,
+        client: aioredis.Redis,
+        namespace: str,
+        ttl: float,
+        window: int,
+        *,
+        url: str,
+        timeout: float,
+        owns_client: bool = False,
     ) -> None:
         self._r = client
         self._ns = namespace
         self._ttl_ms = str(int(ttl * 1000))
         self._window = str(window)
         self._owns = owns_client
-        self._get = client.register_script(_GET)
-        self._seed = client.register_script(_SEED)
-        self._append = client.register_script(_APPEND)
-        self._append_queued = client.register_script(_APPEND_QUEUED)
-        self._put = client.register_script(_PUT)
-        self._summary = client.register_script(_SUMMARY)
+        self._scripts = PipelinedScripts(
+            url,
+            {
+                "get": _GET,
+                "seed": _SEED,
+                "append": _APPEND,
+                "append_queued": _APPEND_QUEUED,
+                "put": _PUT,
+                "summary": _SUMMARY,
+            },
+            timeout=timeout,
+            connect_timeout=max(timeout, 1.0),
+        )
 
     def _keys(self, conv_id: str) -> list[str]:
         base = f"{self._ns}:conv:{{{conv_id}}}"
@@ -281,7 +301,7 @@ class RedisSessionStore:
 
     async def get(self, conv_id: str, budget: int | None = None, overhead: int = 0) -> Session | None:
         args: list[Any] = [self._ttl_ms, -1 if budget is None else max(0, budget), overhead]
-        res: Any = await self._get(keys=self._keys(conv_id), args=args)
+        res: Any = await self._scripts.call("get", self._keys(conv_id), args)
         if not res:
             return None
         flat, members = res
@@ -308,11 +328,11 @@ class RedisSessionStore:
         args: list[Any] = [self._ttl_ms, self._window, str(len(meta)), *meta]
         for m in session.messages:
             args.extend((m.seq, f"{m.seq}:".encode() + _payload(m)))
-        await self._seed(keys=self._keys(session.conversation_id), args=args)
+        await self._scripts.call("seed", self._keys(session.conversation_id), args)
 
     async def append(self, conv_id: str, messages: list[StoredMessage], reserve: int) -> int | None:
         args: list[Any] = [self._ttl_ms, self._window, str(reserve), *(_payload(m) for m in messages)]
-        first = await self._append(keys=self._keys(conv_id), args=args)
+        first = await self._scripts.call("append", self._keys(conv_id), args)
         return None if first is None else int(first)
 
     async def append_queued(
@@ -330,12 +350,12 @@ class RedisSessionStore:
         args.extend(_payload(m) for m in messages)
         args.extend(writes)
         args.append(conv_id)
-        first = await self._append_queued(keys=[*self._keys(conv_id), stream, pending_key], args=args)
+        first = await self._scripts.call("append_queued", [*self._keys(conv_id), stream, pending_key], args)
         return None if first is None else int(first)
 
     async def put(self, conv_id: str, message: StoredMessage) -> bool:
         args: list[Any] = [self._ttl_ms, self._window, str(message.seq), _payload(message)]
-        return bool(await self._put(keys=self._keys(conv_id), args=args))
+        return bool(await self._scripts.call("put", self._keys(conv_id), args))
 
     async def remove(self, conv_id: str, seqs: list[int]) -> None:
         win = self._keys(conv_id)[1]
@@ -345,11 +365,12 @@ class RedisSessionStore:
             await p.execute()
 
     async def set_summary(self, conv_id: str, summary: str, upto: int, tokens: int) -> None:
-        await self._summary(keys=self._keys(conv_id)[:1], args=[summary, str(upto), str(tokens)])
+        await self._scripts.call("summary", self._keys(conv_id)[:1], [summary, str(upto), str(tokens)])
 
     async def delete(self, conv_id: str) -> None:
         await self._r.delete(*self._keys(conv_id))
 
     async def close(self) -> None:
+        await self._scripts.aclose()
         if self._owns:
             await self._r.aclose()

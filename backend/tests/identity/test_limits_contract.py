@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -257,7 +258,7 @@ async def test_scripts_load_missing_script_and_keep_order(redis_client: Any) -> 
 async def test_scripts_reconnect_after_the_connection_drops_and_time_out_without_hanging(
     redis_client: Any,
 ) -> None:
-    """A dropped connection fails only the calls in flight (ConnectionError, an OSError) and the
+    """A dropped connection fails only the calls in flight (redis ConnectionError) and the
     next call reconnects; a Redis that stops answering fails calls by their deadline; SELECT from
     the URL is sent first."""
     from tests.memory.proxy import TcpProxy
@@ -267,7 +268,7 @@ async def test_scripts_reconnect_after_the_connection_drops_and_time_out_without
     try:
         assert await runner.call([], []) == 1
         proxy.cut()
-        with pytest.raises(OSError):
+        with pytest.raises(RedisConnectionError):
             await asyncio.wait_for(runner.call([], []), 2)
         proxy.restore()
         assert await runner.call([], []) == 1

@@ -20,7 +20,9 @@ async def store(request: pytest.FixtureRequest, mem_namespace: str) -> AsyncIter
     s: SessionStore
     if request.param == "redis":
         client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=1.0)
-        s = RedisSessionStore(client, mem_namespace, ttl=0.5, window=4, owns_client=True)
+        s = RedisSessionStore(
+            client, mem_namespace, ttl=0.5, window=4, url=REDIS_URL, timeout=1.0, owns_client=True
+        )
     else:
         s = LocalSessionStore(ttl=0.5, window=4, max_conversations=1000)
     yield s
