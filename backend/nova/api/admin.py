@@ -55,7 +55,7 @@ async def get_user(user_id: str, _: AdminDep, identity: IdentityDep) -> dict[str
 @router.patch("/users/{user_id}")
 async def update_user(user_id: str, body: UserPatch, _: AdminDep, identity: IdentityDep) -> dict[str, Any]:
     """Disabling a user stops their keys and tokens in every process at once. A password change
-    revokes their refresh tokens; access tokens already issued run out within their TTL."""
+    revokes their refresh and access tokens (not their API keys)."""
     extra: dict[str, Any] = {}
     if "requests_per_minute" in body.model_fields_set:  # explicit null clears the limit
         extra["requests_per_minute"] = body.requests_per_minute

@@ -198,6 +198,7 @@ class IdentityService:
         if password is not None:
             passwords.check_rules(password, current.username, self.settings.password_min_length)
             values["password_hash"] = await passwords.hash_async(password)
+            values["token_version"] = User.token_version + 1  # every access token issued dies
             values["failed_logins"] = 0
             values["locked_until"] = None
         if values:
@@ -246,7 +247,7 @@ class IdentityService:
         async with self.db.session() as s, s.begin():
             await UserRepository(s).update(user.id, failed_logins=0, locked_until=None, last_login_at=now)
             refresh, _ = await self._new_refresh(s, user.id, family_id=None)
-        access, expires_in, _ = self.jwt.issue(user.id, user.role)
+        access, expires_in, _ = self.jwt.issue(user.id, user.role, user.token_version)
         return TokenPair(access, expires_in, refresh)
 
     async def _new_refresh(self, s: Any, user_id: str, family_id: str | None) -> tuple[str, str]:
@@ -288,10 +289,10 @@ class IdentityService:
                 new_token, new_row_id = await self._new_refresh(s, user.id, family_id=row.family_id)
                 row.revoked_at = now
                 row.replaced_by = new_row_id
-                role, user_id = user.role, user.id
+                role, user_id, version = user.role, user.id, user.token_version
         if error is not None:
             raise Unauthorized(error, code="invalid_refresh_token")
-        access, expires_in, _ = self.jwt.issue(user_id, role)
+        access, expires_in, _ = self.jwt.issue(user_id, role, version)
         return TokenPair(access, expires_in, new_token)
 
     async def logout(

@@ -50,6 +50,7 @@ class _KeyEntry:
 class _UserEntry:
     principal: Principal
     fresh_until: float
+    token_version: int = 0
 
 
 _Entry = TypeVar("_Entry", _KeyEntry, _UserEntry)
@@ -145,6 +146,8 @@ class StoreAuthenticator:
         entry = self._users.get(claims.user_id)
         if entry is None or entry.fresh_until <= now:
             entry = await self._refresh(claims.user_id, entry, lambda: self._load_user(claims.user_id, now))
+        if claims.version != entry.token_version:  # issued before a password change
+            raise Unauthorized("Token revoked.", code="invalid_token")
         return entry.principal
 
     async def _refresh(
@@ -186,7 +189,7 @@ class StoreAuthenticator:
                 user.requests_per_minute if user.requests_per_minute is not None else self._default_user_rpm
             ),
         )
-        entry = _UserEntry(principal, now + self._ttl)
+        entry = _UserEntry(principal, now + self._ttl, user.token_version)
         if generation == self._generation:
             if len(self._users) >= _MAX_ENTRIES:
                 self._evict(self._users, _MAX_ENTRIES // 10)

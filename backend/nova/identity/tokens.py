@@ -33,6 +33,7 @@ class AccessClaims:
     role: str
     jti: str
     expires_at: int
+    version: int = 0  # the user's token_version when issued
 
 
 class JwtCodec:
@@ -56,7 +57,7 @@ class JwtCodec:
     def can_issue(self) -> bool:
         return self._signing_key is not None
 
-    def issue(self, user_id: str, role: str) -> tuple[str, int, str]:
+    def issue(self, user_id: str, role: str, version: int = 0) -> tuple[str, int, str]:
         """Return ``(token, expires_in_seconds, jti)``."""
         if self._signing_key is None:
             raise SecretsError("no JWT private key configured: this process can verify but not issue tokens")
@@ -72,6 +73,7 @@ class JwtCodec:
             "exp": now + self.ttl,
             "jti": jti,
             "typ": "access",
+            "ver": version,
         }
         return jwt.encode(claims, self._signing_key, algorithm=self.algorithm), self.ttl, jti
 
@@ -105,7 +107,10 @@ class JwtCodec:
         role = claims.get("role")
         if role not in ("admin", "user"):
             raise Unauthorized("Invalid token: bad role.")
-        return AccessClaims(str(claims["sub"]), role, str(claims["jti"]), int(claims["exp"]))
+        version = claims.get("ver", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise Unauthorized("Invalid token: bad version.")
+        return AccessClaims(str(claims["sub"]), role, str(claims["jti"]), int(claims["exp"]), version)
 
 
 def _header(token: str) -> dict[str, object]:

@@ -112,6 +112,24 @@ async def test_verify_only_process_refuses_login_and_keeps_the_refresh_token(
     assert (await service.refresh(pair.refresh_token)).access_token  # not spent by the refusal
 
 
+async def test_password_change_revokes_access_tokens_but_not_api_keys(
+    service: IdentityService, authenticator: StoreAuthenticator, unique: Callable[[str], str]
+) -> None:
+    user = await service.create_user(unique("pat"), PW)
+    _, key = await service.create_key(user.id, KeySpec(name="k"))
+    before = await service.login(user.username, PW)
+    assert (await authenticator.authenticate(before.access_token)).user_id == user.id
+    new_pw = "Another-horse-7"
+    await service.update_user(user.id, password=new_pw)
+    with pytest.raises(Unauthorized, match="revoked"):
+        await authenticator.authenticate(before.access_token)  # issued under the old password
+    with pytest.raises(Unauthorized):
+        await service.refresh(before.refresh_token)
+    after = await service.login(user.username, new_pw)
+    assert (await authenticator.authenticate(after.access_token)).user_id == user.id
+    assert (await authenticator.authenticate(key)).user_id == user.id  # keys are separate credentials
+
+
 async def test_logout_revokes_refresh_and_access(
     service: IdentityService, authenticator: StoreAuthenticator, unique: Callable[[str], str]
 ) -> None:
