@@ -3,6 +3,9 @@
 Accepts ``float`` and ``base64`` encodings (the OpenAI SDK asks for base64 by default: packed
 little-endian float32). The model must be the configured embedding model (full name or its last
 path segment), so clients cannot silently get vectors from a model they did not ask for.
+Embeddings go through the same model permission, rate limits (requests and tokens per minute,
+concurrency, budget; ``x-ratelimit-*`` headers) and usage events as chat, via
+``CompletionService.admit``/``finish``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import base64
 import struct
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from nova.api.collections import RagDep
-from nova.api.deps import PrincipalDep, SettingsDep
-from nova.errors import BadRequest, ModelNotFound
+from nova.api.deps import CompletionsDep, PrincipalDep, SettingsDep
+from nova.errors import BadRequest, ModelNotFound, NovaError
+from nova.llm.relay import Outcome
+from nova.observability.context import request_id_var
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 MAX_INPUTS = 2048
@@ -36,7 +41,12 @@ def served_names(model: str) -> set[str]:
 
 @router.post("/embeddings")
 async def create_embeddings(
-    body: EmbeddingsRequest, _: PrincipalDep, settings: SettingsDep, rag: RagDep
+    body: EmbeddingsRequest,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    rag: RagDep,
+    completions: CompletionsDep,
+    response: Response,
 ) -> dict[str, Any]:
     if body.model not in served_names(settings.rag_embed_model):
         raise ModelNotFound(
@@ -53,9 +63,24 @@ async def create_embeddings(
         raise BadRequest(f"at most {MAX_INPUTS} inputs per request", param="input")
     if any(not t.strip() for t in texts):  # type: ignore[union-attr]
         raise BadRequest("input strings must not be empty", param="input")
-    result = await rag.embed([str(t) for t in texts], "document")
+    inputs = [str(t) for t in texts]
+    estimate = sum(len(t.encode()) for t in inputs) // 3 + len(inputs)  # conservative, pre-tokenizer
+    call = await completions.admit(principal, body.model, "embeddings", estimate, request_id_var.get())
+    try:
+        result = await rag.embed(inputs, "document")
+    except NovaError as err:
+        completions.finish(call, Outcome(status=err.status, error=err.code))
+        raise
+    except BaseException:
+        completions.finish(call, Outcome(status=499, error="client_disconnected", client_gone=True))
+        raise
     if body.dimensions is not None and body.dimensions != result.dim:
-        raise BadRequest(f"this model produces {result.dim} dimensions", param="dimensions")
+        wrong = BadRequest(f"this model produces {result.dim} dimensions", param="dimensions")
+        completions.finish(call, Outcome(status=wrong.status, error=wrong.code, prompt_tokens=result.tokens))
+        raise wrong
+    completions.finish(call, Outcome(status=200, prompt_tokens=result.tokens, usage_seen=True))
+    if call.lease is not None:
+        response.headers.update(call.lease.headers)
     data = []
     for i, vec in enumerate(result.embeddings):
         emb: Any = vec

@@ -14,7 +14,7 @@ import orjson
 
 from nova.errors import BadRequest
 
-Route = Literal["chat", "completions"]
+Route = Literal["chat", "completions", "embeddings"]
 NOVA_EXTENSIONS = ("conversation_id", "rag")
 
 

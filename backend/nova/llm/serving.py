@@ -19,7 +19,7 @@ from nova.errors import BadRequest, Forbidden, NovaError
 from nova.identity.principal import Principal
 from nova.limits.admission import Admission, Lease, Unlimited
 from nova.llm.pool import UpstreamPool
-from nova.llm.protocol import RequestView
+from nova.llm.protocol import RequestView, Route
 from nova.llm.relay import Outcome, Relay, Reply, Stream
 from nova.observability import metrics
 from nova.observability.logging import AccessLog
@@ -118,6 +118,22 @@ class CompletionService:
         if isinstance(result, Reply):
             self.finish(call, result.outcome)
         return call, result
+
+    async def admit(
+        self, principal: Principal, model: str, route: Route, estimated_tokens: int, request_id: str
+    ) -> Call:
+        """Admission for routes Nova serves itself (embeddings): the same model permission, rate
+        limits and, through ``finish``, the same usage events, metrics and access log as a relay."""
+        view = RequestView(route, {}, b"", model, False, False, None, None, None, None)
+        call = Call(view, principal, model, request_id, time.perf_counter())
+        try:
+            if not principal.may_use(model):
+                raise Forbidden(f"This key may not use model {model!r}.", param="model")
+            call.lease = await self._admission.acquire(principal, model, estimated_tokens)
+        except NovaError as err:
+            self.finish(call, Outcome(status=err.status, error=err.code))
+            raise
+        return call
 
     async def _ground(self, principal: Principal, view: RequestView) -> dict[str, Any]:
         """Retrieve for the ``rag`` extension and inject numbered sources (after memory, so the

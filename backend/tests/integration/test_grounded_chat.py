@@ -4,6 +4,7 @@ collections are per tenant; `/v1/embeddings` is served by the embedder."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import httpx
@@ -102,3 +103,39 @@ def test_embeddings_endpoint(rag_gateway: GatewayServer) -> None:
     c = openai.OpenAI(base_url=f"{rag_gateway.url}/v1", api_key=ADMIN_KEY, max_retries=0)
     r = c.embeddings.create(model="sentence-transformers/all-MiniLM-L6-v2", input=["hello", "world"])
     assert len(r.data) == 2 and len(r.data[0].embedding) == 384
+
+
+def test_embeddings_are_rate_limited_and_metered(
+    rag_gateway: GatewayServer, admin_headers: dict[str, str]
+) -> None:
+    """Embeddings count against the key's limits (x-ratelimit-* headers, 429 over the limit) and
+    leave usage events with their token counts, like chat."""
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    user = httpx.post(f"{rag_gateway.url}/admin/users", headers=admin_headers, json={"username": "emb-user"})
+    assert user.status_code == 201, user.text
+    key = httpx.post(
+        f"{rag_gateway.url}/admin/keys",
+        headers=admin_headers,
+        json={"user_id": user.json()["id"], "requests_per_minute": 2},
+    ).json()["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    body = {"model": model, "input": ["hello world", "the dishwasher shows E24"]}
+    first = httpx.post(f"{rag_gateway.url}/v1/embeddings", headers=auth, json=body, timeout=60)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    tokens = first.json()["usage"]["prompt_tokens"]
+    assert tokens > 0
+    assert (
+        httpx.post(f"{rag_gateway.url}/v1/embeddings", headers=auth, json=body, timeout=60).status_code == 200
+    )
+    over = httpx.post(f"{rag_gateway.url}/v1/embeddings", headers=auth, json=body, timeout=60)
+    assert over.status_code == 429 and "retry-after" in over.headers
+    for _ in range(100):  # usage events are written in batches off the response path
+        rows = httpx.get(f"{rag_gateway.url}/v1/usage?group_by=model", headers=auth).json()["data"]
+        row = next((r for r in rows if r["model"] == model), None)
+        if row is not None and row["requests"] == 3:
+            break
+        time.sleep(0.05)
+    assert row is not None and row["requests"] == 3 and row["errors"] == 1
+    assert row["prompt_tokens"] == 2 * tokens

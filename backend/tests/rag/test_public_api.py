@@ -18,7 +18,12 @@ from nova.api.deps import get_principal
 from nova.api.errors import install_error_handlers
 from nova.errors import Unauthorized
 from nova.identity.principal import Principal
+from nova.limits.admission import Unlimited
+from nova.llm.pool import UpstreamPool
+from nova.llm.relay import Relay
+from nova.llm.serving import CompletionService
 from nova.rag.service import RagService
+from nova.store.usage import UsageEvent
 
 
 async def fake_principal(request: Request) -> Principal:
@@ -28,11 +33,25 @@ async def fake_principal(request: Request) -> Principal:
     return Principal(user_id=token, role="user")
 
 
+class UsageLog(list[UsageEvent]):
+    def record(self, event: UsageEvent) -> None:
+        self.append(event)
+
+
 @pytest.fixture
-async def api(service: RagService) -> AsyncIterator[httpx.AsyncClient]:
+def usage() -> UsageLog:
+    return UsageLog()
+
+
+@pytest.fixture
+async def api(service: RagService, usage: UsageLog) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.state.settings = service.settings
     app.state.rag = service
+    pool = UpstreamPool(service.settings)  # embeddings use admission and usage, never the pool
+    app.state.completions = CompletionService(
+        pool, Relay(pool, service.settings), Unlimited(), usage, service.settings
+    )
     install_error_handlers(app)
     app.include_router(collections.router)
     app.include_router(embeddings.router)
@@ -111,7 +130,9 @@ async def test_upload_errors(api: httpx.AsyncClient) -> None:
     assert r.status_code == 404
 
 
-async def test_embeddings_openai_compatible(api: httpx.AsyncClient, service: RagService) -> None:
+async def test_embeddings_openai_compatible(
+    api: httpx.AsyncClient, service: RagService, usage: UsageLog
+) -> None:
     r = await api.post(
         "/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": ["hello", "world"]}, headers=ALICE
     )
@@ -121,6 +142,9 @@ async def test_embeddings_openai_compatible(api: httpx.AsyncClient, service: Rag
     vec = np.array(body["data"][0]["embedding"], dtype=np.float32)
     assert vec.shape == (384,) and abs(float(np.linalg.norm(vec)) - 1.0) < 1e-3
     assert body["usage"]["prompt_tokens"] > 0
+    assert [(e.route, e.user_id, e.status, e.prompt_tokens) for e in usage] == [
+        ("embeddings", "alice", 200, body["usage"]["prompt_tokens"])
+    ]
     expected = service.embedder.embed_documents(["hello"])[0]
     assert np.allclose(vec, expected, atol=1e-5)
 
